@@ -294,7 +294,10 @@ def _grow_nexusformer(model, request, new_layer_positions, seed):
     for variable in new_backbone.weights:
         transfer = transfers.get(variable.path)
         if transfer is None:
-            # Only blocks that did not exist before are left out of the plan.
+            # Only weights of new blocks are left out of the plan: they keep
+            # their fresh values (re-drawn when a seed is given).
+            if seed is not None:
+                variable.assign(fresh[variable.path])
             continue
         old_value = old_values.get(transfer.source_path)
         variable.assign(transfer.apply(old_value, fresh[variable.path]))
@@ -406,8 +409,8 @@ def _grow_plain_model(model, request, seed):
         ) from error
 
     rng_seed = seed
-    for old_layer in model.layers:
-        new_layer = new_model.get_layer(old_layer.name)
+    # clone_model keeps the order of layers but may rename input layers.
+    for old_layer, new_layer in zip(model.layers, new_model.layers):
         if old_layer.name not in new_configs:
             new_layer.set_weights(old_layer.get_weights())
             continue

@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from keras_nexus.layers.precision import statistics_dtype
+
 # A squared norm below this floor is treated as the floor. Taking the square
 # root of an exact zero has an infinite derivative, so an all-zero hidden
 # vector (padding tokens, freshly grown units) would give NaN gradients. The
@@ -222,7 +224,7 @@ class NexusRankDense(keras.layers.Layer):
 
     def _normalize_and_activate(self, inputs):
         # float32 keeps a float16 sum of squares from overflowing.
-        inputs = ops.cast(inputs, "float32")
+        inputs = ops.cast(inputs, statistics_dtype(self.compute_dtype))
         squared_norm = ops.sum(ops.square(inputs), axis=-1, keepdims=True)
         norm = ops.sqrt(ops.maximum(squared_norm, SQUARED_NORM_FLOOR))
         outputs = inputs / (norm + self.epsilon) * self.norm_scale

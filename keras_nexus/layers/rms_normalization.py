@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_nexus.layers.precision import statistics_dtype
+
 
 @keras.saving.register_keras_serializable(package="keras_nexus")
 class NexusRMSNormalization(keras.layers.Layer):
@@ -45,10 +47,11 @@ class NexusRMSNormalization(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        inputs = ops.cast(inputs, "float32")
+        dtype = statistics_dtype(self.compute_dtype)
+        inputs = ops.cast(inputs, dtype)
         mean_square = ops.mean(ops.square(inputs), axis=-1, keepdims=True)
         outputs = inputs * ops.rsqrt(mean_square + self.epsilon)
-        outputs = outputs * ops.cast(self.scale, "float32")
+        outputs = outputs * ops.cast(self.scale, dtype)
         return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
