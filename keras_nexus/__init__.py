@@ -1,21 +1,35 @@
-"""keras-nexus: Nexusformer layers, models and exact model growth for Keras 3."""
+"""keras-nexus: Nexusformer layers, models and exact model growth for Keras 3.
 
-from keras_nexus import layers
-from keras_nexus import models
-from keras_nexus.growth import GrowthReport
-from keras_nexus.growth import GrowthVerificationError
-from keras_nexus.growth import grow_model
-from keras_nexus.layers import NexusAttention
-from keras_nexus.layers import NexusRankDense
+Public names are loaded on first use, so that `import keras_nexus` does not
+import Keras yet: the command line chooses the Keras backend first.
+`keras_nexus.NexusRankDense`, `keras_nexus.grow_model`,
+`keras_nexus.layers`, `keras_nexus.models` and the other names below work
+as plain attributes.
+"""
+
+import importlib
+
 from keras_nexus.version import __version__
 
-__all__ = [
-    "GrowthReport",
-    "GrowthVerificationError",
-    "NexusAttention",
-    "NexusRankDense",
-    "__version__",
-    "grow_model",
-    "layers",
-    "models",
-]
+_SUBMODULES = ("data", "growth", "layers", "models", "training")
+_ATTRIBUTES = {
+    "GrowthReport": "keras_nexus.growth",
+    "GrowthVerificationError": "keras_nexus.growth",
+    "grow_model": "keras_nexus.growth",
+    "NexusAttention": "keras_nexus.layers",
+    "NexusRankDense": "keras_nexus.layers",
+}
+
+__all__ = ["__version__", *_SUBMODULES, *_ATTRIBUTES]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"keras_nexus.{name}")
+    if name in _ATTRIBUTES:
+        return getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    raise AttributeError(f"module 'keras_nexus' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

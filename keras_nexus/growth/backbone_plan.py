@@ -27,17 +27,6 @@ import numpy as np
 from keras_nexus.growth.transfer import AxisMap
 from keras_nexus.growth.transfer import WeightTransfer
 
-WIDTH_AXES = (
-    "nexus_hidden_dim",
-    "nexus_expanded_dim",
-    "ffn_hidden_dim",
-    "ffn_expanded_dim",
-    "hidden_dim",
-    "num_query_heads",
-    "num_key_value_heads",
-    "num_layers",
-)
-
 
 def place_heads(num_query, num_key_value, new_num_query, new_num_key_value):
     """Place old heads among the new ones so that every old query head keeps

@@ -11,6 +11,8 @@ from keras_nexus.growth.backbone_plan import plan_backbone_growth
 from keras_nexus.growth.report import GrowthReport
 from keras_nexus.growth.transfer import AxisMap
 from keras_nexus.growth.transfer import WeightTransfer
+from keras_nexus.growth_axes import BACKBONE_AXES
+from keras_nexus.growth_axes import LAYER_AXES
 from keras_nexus.layers.nexus_rank_dense import NexusRankDense
 from keras_nexus.models.nexusformer.nexusformer_backbone import (
     NexusformerBackbone,
@@ -21,17 +23,6 @@ from keras_nexus.models.nexusformer.nexusformer_causal_lm import (
 
 logger = logging.getLogger(__name__)
 
-BACKBONE_AXES = (
-    "num_layers",
-    "hidden_dim",
-    "num_query_heads",
-    "num_key_value_heads",
-    "nexus_hidden_dim",
-    "nexus_expanded_dim",
-    "ffn_hidden_dim",
-    "ffn_expanded_dim",
-)
-LAYER_AXES = ("hidden_units", "expanded_units")
 
 
 def grow_model(
@@ -292,13 +283,9 @@ def _grow_nexusformer(model, request, new_layer_positions, seed):
     old_values = {v.path: ops.convert_to_numpy(v) for v in backbone.weights}
     fresh = _fresh_values(new_backbone.weights, seed)
     for variable in new_backbone.weights:
-        transfer = transfers.get(variable.path)
-        if transfer is None:
-            # Only weights of new blocks are left out of the plan: they keep
-            # their fresh values (re-drawn when a seed is given).
-            if seed is not None:
-                variable.assign(fresh[variable.path])
-            continue
+        # The plan leaves out the weights of new blocks that keep their
+        # fresh values; record them too, so the report covers every weight.
+        transfer = transfers.setdefault(variable.path, WeightTransfer(None))
         old_value = old_values.get(transfer.source_path)
         variable.assign(transfer.apply(old_value, fresh[variable.path]))
 
