@@ -11,7 +11,15 @@ import importlib
 
 from keras_nexus.version import __version__
 
-_SUBMODULES = ("data", "growth", "layers", "models", "training")
+_SUBMODULES = (
+    "data",
+    "flops",
+    "growth",
+    "layers",
+    "models",
+    "scaling",
+    "training",
+)
 _ATTRIBUTES = {
     "GrowthReport": "keras_nexus.growth",
     "GrowthVerificationError": "keras_nexus.growth",

@@ -5,12 +5,18 @@ import math
 import keras
 from keras import ops
 from keras_hub.layers import RotaryEmbedding
+from keras_hub.src.layers.modeling.transformer_layer_utils import (
+    compute_causal_mask,
+)
 
 from keras_nexus.layers.nexus_rank_dense import NexusRankDense
+from keras_nexus.layers.precision import statistics_dtype
 
-# Added to the scores of masked key positions. A finite value (not -inf)
-# keeps a query whose keys are all masked (a left-padded first token) from
-# producing NaN: its row becomes uniform and is ignored downstream.
+# Replaces the scores of masked key positions. A finite value (not -inf)
+# keeps a query whose keys are all masked (possible with a caller's own
+# mask) from producing NaN: its softmax row becomes uniform instead.
+# `NexusformerDecoder` always lets a query read its own key, so its masks
+# never mask a whole row.
 MASKED_SCORE = -1e9
 
 PROJECTION_NAMES = ("query", "key", "value", "attention_output")
@@ -51,8 +57,10 @@ class NexusAttention(keras.layers.Layer):
     Call arguments:
         hidden_states: Tensor of shape `(batch, sequence, hidden_dim)`.
         attention_mask: Optional boolean tensor `(batch, sequence,
-            key_length)`, `True` where a query may read a key. The caller
-            combines the causal and padding masks.
+            key_length)`, `True` where a query may read a key. A given mask
+            replaces the causal mask, so the caller combines the causal and
+            padding masks. `None` (the default) applies the causal mask
+            alone.
         cache: Optional key/value cache of shape `(batch, 2, max_length,
             num_key_value_heads, head_dim)`.
         cache_update_index: Integer position of `hidden_states[:, 0]` in
@@ -209,6 +217,15 @@ class NexusAttention(keras.layers.Layer):
             value = ops.slice_update(cache[:, 1, ...], start, value)
             cache = ops.stack((key, value), axis=1)
 
+        if attention_mask is None:
+            # (batch, query, key): query i reads keys 0 ... start_index + i.
+            attention_mask = compute_causal_mask(
+                ops.shape(query)[0],
+                ops.shape(key)[1],
+                ops.shape(query)[1],
+                start_index,
+            )
+
         outputs = self._attend(query, key, value, attention_mask, training)
         outputs = self.output_dense(outputs)
         if cache is not None:
@@ -224,15 +241,13 @@ class NexusAttention(keras.layers.Layer):
             key = ops.repeat(key, group, axis=2)
             value = ops.repeat(value, group, axis=2)
 
+        dtype = statistics_dtype(self.compute_dtype)
         scores = ops.einsum(
-            "bqhd,bkhd->bhqk",
-            ops.cast(query, "float32"),
-            ops.cast(key, "float32"),
+            "bqhd,bkhd->bhqk", ops.cast(query, dtype), ops.cast(key, dtype)
         )
         scores = scores * (1.0 / math.sqrt(self.head_dim))
-        if attention_mask is not None:
-            mask = ops.expand_dims(ops.cast(attention_mask, "bool"), axis=1)
-            scores = ops.where(mask, scores, MASKED_SCORE)
+        mask = ops.expand_dims(ops.cast(attention_mask, "bool"), axis=1)
+        scores = ops.where(mask, scores, MASKED_SCORE)
         probabilities = ops.softmax(scores, axis=-1)
         probabilities = self.dropout_layer(probabilities, training=training)
 

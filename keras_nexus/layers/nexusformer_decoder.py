@@ -152,10 +152,25 @@ class NexusformerDecoder(keras.layers.Layer):
 
         # (batch, query, key): True where a query may read a key.
         mask = compute_causal_mask(batch_size, key_length, query_length, start)
-        if padding_mask is not None:
-            key_mask = ops.expand_dims(ops.cast(padding_mask, "bool"), axis=1)
-            mask = ops.logical_and(mask, key_mask)
-        return mask
+        if padding_mask is None:
+            return mask
+
+        # Every query may also read its own key, even a padding token.
+        # Without this, a left-padded query has no readable key at all, its
+        # softmax row becomes uniform over every key, future ones included,
+        # and its output depends on later tokens. Real tokens never read a
+        # padding key either way.
+        query_positions = ops.arange(query_length) + start
+        key_positions = ops.arange(key_length)
+        # (query, key)
+        is_own_key = ops.equal(
+            ops.expand_dims(query_positions, axis=1),
+            ops.expand_dims(key_positions, axis=0),
+        )
+        # (batch, 1, key)
+        key_mask = ops.expand_dims(ops.cast(padding_mask, "bool"), axis=1)
+        readable = ops.logical_or(key_mask, ops.expand_dims(is_own_key, 0))
+        return ops.logical_and(mask, readable)
 
     def call(
         self,
@@ -169,7 +184,9 @@ class NexusformerDecoder(keras.layers.Layer):
 
         `padding_mask` marks the keys that may be read, with shape
         `(batch, key_length)`: the sequence length without a cache, the
-        cache length with one. Returns `x`, or `(x, cache)` with a cache.
+        cache length with one. A query also always reads its own key, so a
+        padding query depends only on itself and earlier real tokens.
+        Returns `x`, or `(x, cache)` with a cache.
         """
         mask = self._attention_mask(x, padding_mask, cache, cache_update_index)
 

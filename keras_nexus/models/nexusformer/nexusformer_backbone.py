@@ -8,6 +8,7 @@ from keras_hub.models import Backbone
 
 from keras_nexus.layers.nexusformer_decoder import NexusformerDecoder
 from keras_nexus.layers.rms_normalization import NexusRMSNormalization
+from keras_nexus.models.nexusformer import nexusformer_layout
 
 
 def _round_up(value, multiple):
@@ -23,6 +24,50 @@ def _check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(
             f"`{name}` must be a positive integer. Received: {name}={value!r}"
+        )
+
+
+def _check_attention_shape(num_query_heads, num_key_value_heads, head_dim):
+    if num_query_heads % num_key_value_heads:
+        raise ValueError(
+            "`num_key_value_heads` must divide `num_query_heads`, because "
+            "each key/value head serves an equal group of query heads. "
+            f"Received: num_key_value_heads={num_key_value_heads}, "
+            f"num_query_heads={num_query_heads}"
+        )
+    if head_dim % 2:
+        raise ValueError(
+            "`head_dim` must be even, because rotary embeddings rotate pairs "
+            f"of features. Received: head_dim={head_dim}. Pass an even "
+            "`head_dim`, or a `hidden_dim` and `num_query_heads` whose "
+            "quotient is even."
+        )
+
+
+def _check_float_arguments(
+    rope_max_wavelength, layer_norm_epsilon, dropout, nexus_epsilon
+):
+    def is_number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    if not is_number(rope_max_wavelength) or rope_max_wavelength <= 0:
+        raise ValueError(
+            "`rope_max_wavelength` must be a positive number. Received: "
+            f"rope_max_wavelength={rope_max_wavelength!r}"
+        )
+    if not is_number(layer_norm_epsilon) or layer_norm_epsilon <= 0:
+        raise ValueError(
+            "`layer_norm_epsilon` must be a positive float. Received: "
+            f"layer_norm_epsilon={layer_norm_epsilon!r}"
+        )
+    if not is_number(dropout) or not 0.0 <= dropout < 1.0:
+        raise ValueError(
+            f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}"
+        )
+    if not is_number(nexus_epsilon) or nexus_epsilon < 0:
+        raise ValueError(
+            "`nexus_epsilon` must be a non-negative float. Received: "
+            f"nexus_epsilon={nexus_epsilon!r}"
         )
 
 
@@ -49,7 +94,7 @@ class NexusformerBackbone(Backbone):
             `num_query_heads`. Equal to `num_query_heads` for plain
             multi-head attention.
         hidden_dim: Width D of the residual stream.
-        head_dim: Width of each head. `None` (the default) means
+        head_dim: Even width of each head. `None` (the default) means
             `hidden_dim // num_query_heads`.
         nexus_hidden_dim: Hidden width M of the attention projections.
             `None` means `2 * hidden_dim`.
@@ -139,12 +184,16 @@ class NexusformerBackbone(Backbone):
                     "explicitly or choose divisible sizes."
                 )
             head_dim = hidden_dim // num_query_heads
-        nexus_hidden_dim = nexus_hidden_dim or 2 * hidden_dim
-        nexus_expanded_dim = nexus_expanded_dim or 4 * hidden_dim
-        ffn_hidden_dim = ffn_hidden_dim or 2 * hidden_dim
-        ffn_expanded_dim = ffn_expanded_dim or default_ffn_expanded_dim(
-            hidden_dim
-        )
+        # Compare with None, not truthiness: an explicit 0 must be rejected
+        # below instead of silently becoming the default width.
+        if nexus_hidden_dim is None:
+            nexus_hidden_dim = 2 * hidden_dim
+        if nexus_expanded_dim is None:
+            nexus_expanded_dim = 4 * hidden_dim
+        if ffn_hidden_dim is None:
+            ffn_hidden_dim = 2 * hidden_dim
+        if ffn_expanded_dim is None:
+            ffn_expanded_dim = default_ffn_expanded_dim(hidden_dim)
         for name, value in (
             ("head_dim", head_dim),
             ("nexus_hidden_dim", nexus_hidden_dim),
@@ -153,6 +202,10 @@ class NexusformerBackbone(Backbone):
             ("ffn_expanded_dim", ffn_expanded_dim),
         ):
             _check_positive_int(name, value)
+        _check_attention_shape(num_query_heads, num_key_value_heads, head_dim)
+        _check_float_arguments(
+            rope_max_wavelength, layer_norm_epsilon, dropout, nexus_epsilon
+        )
 
         default_scales = {
             "query": math.sqrt(num_query_heads * head_dim),
@@ -165,8 +218,8 @@ class NexusformerBackbone(Backbone):
         if unknown:
             raise ValueError(
                 f"`nexus_norm_scales` keys must be among "
-                f"{sorted(default_scales)}. Received unknown keys: "
-                f"{sorted(unknown)}"
+                f"{sorted(default_scales)}. Received unknown keys "
+                f"{sorted(unknown)} in nexus_norm_scales={nexus_norm_scales!r}"
             )
         norm_scales = {**default_scales, **(nexus_norm_scales or {})}
 
@@ -244,6 +297,60 @@ class NexusformerBackbone(Backbone):
         self.tie_word_embeddings = tie_word_embeddings
         self.nexus_epsilon = nexus_epsilon
         self.nexus_norm_scales = norm_scales
+
+    @staticmethod
+    def get_layout_map(
+        device_mesh,
+        model_parallel_dim_name="model",
+        data_parallel_dim_name="batch",
+    ):
+        """Return a `keras.distribution.LayoutMap` for model parallelism.
+
+        The token embedding, the language-model head and the hidden,
+        expanded and output kernels of every `NexusRankDense` layer are
+        split along `model_parallel_dim_name` and replicated along
+        `data_parallel_dim_name`. The vocabulary size and the hidden and
+        expanded widths of the attention and feed-forward layers must be
+        divisible by the size of the model axis. The number of heads need
+        not be. `keras_nexus.models.nexusformer.nexusformer_layout`
+        documents which axis of each kernel is split and why.
+
+        Args:
+            device_mesh: A `keras.distribution.DeviceMesh`.
+            model_parallel_dim_name: Mesh axis that weights are split along.
+            data_parallel_dim_name: Mesh axis that the batch is split along.
+
+        Returns:
+            A `keras.distribution.LayoutMap`.
+
+        Example:
+
+        ```python
+        import keras
+
+        devices = keras.distribution.list_devices()  # 8 devices
+        mesh = keras.distribution.DeviceMesh(
+            shape=(2, 4), axis_names=("batch", "model"), devices=devices
+        )
+        layout_map = NexusformerBackbone.get_layout_map(mesh)
+        distribution = keras.distribution.ModelParallel(
+            layout_map=layout_map, batch_dim_name="batch"
+        )
+        with distribution.scope():
+            backbone = NexusformerBackbone(
+                vocabulary_size=256,
+                num_layers=2,
+                num_query_heads=4,
+                num_key_value_heads=2,
+                hidden_dim=64,
+            )
+        ```
+        """
+        return nexusformer_layout.build_layout_map(
+            device_mesh,
+            model_parallel_dim_name=model_parallel_dim_name,
+            data_parallel_dim_name=data_parallel_dim_name,
+        )
 
     def get_config(self):
         config = super().get_config()

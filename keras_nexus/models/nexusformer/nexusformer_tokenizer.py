@@ -54,3 +54,12 @@ class NexusformerTokenizer(ByteTokenizer):
         self._add_special_token(START_TOKEN, "start_token")
         self._add_special_token(END_TOKEN, "end_token")
         super().__init__(lowercase=lowercase, **kwargs)
+
+    # The vocabulary is the 256 byte values, so a preset contains no
+    # vocabulary file. The base class expects asset files, and these two
+    # methods keep `save_to_preset` and `from_preset` working without them.
+    def save_assets(self, dir_path):
+        pass
+
+    def load_preset_assets(self, preset):
+        pass
