@@ -1,0 +1,1 @@
+"""Benchmark scripts that measure keras-nexus against its claims."""

@@ -181,6 +181,8 @@ def environment_record(backend):
         "command": command_line(),
         "date": utc_now(),
         "quick": is_quick(),
+        # Other processes on a shared machine slow every timing down.
+        "load_average": list(os.getloadavg()),
     }
 
 
@@ -201,6 +203,12 @@ def environment_markdown(record):
         f"- Command: `{record['command']}`",
         f"- Date (UTC): {record['date']}",
     ]
+    if "load_average" in record:
+        one, five, fifteen = record["load_average"]
+        lines.append(
+            f"- Load average when the results were written (1, 5, 15 min): "
+            f"{one:.1f}, {five:.1f}, {fifteen:.1f}"
+        )
     if record["quick"]:
         lines.append(
             "- Quick mode: tiny smoke-test settings; the numbers are not "

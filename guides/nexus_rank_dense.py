@@ -191,7 +191,7 @@ new_hidden = 12
 new_expanded = 24
 
 # New columns of W_hidden are zero, and the new rows of W_expanded that
-# read them are random. The same holds one stage later.
+# read them are random. The next stage follows the same rule.
 wide_hidden_kernel = np.concatenate(
     [hidden_kernel, np.zeros((6, new_hidden - 8))], axis=1
 )

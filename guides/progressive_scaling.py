@@ -67,8 +67,8 @@ os.makedirs(OUTPUT_DIR, exist_ok=True)
 WIDTH = 16 if QUICK else 64
 SEQUENCE_LENGTH = 32 if QUICK else 128
 BATCH_SIZE = 4 if QUICK else 16
-STEPS_PER_STAGE = 6 if QUICK else 300
-EVAL_BATCHES = 2 if QUICK else 16
+STEPS_PER_STAGE = 4 if QUICK else 300
+EVAL_BATCHES = 1 if QUICK else 16
 # Steps per Keras "epoch": each epoch adds one point to the loss curves.
 LOG_EVERY = max(STEPS_PER_STAGE // 10, 1)
 
@@ -94,7 +94,7 @@ print(f"{corpus.num_train_tokens:,} training tokens")
 
 
 def training_batches(first_step):
-    """One seeded endless stream; skipping continues it across models."""
+    """Return the seeded batch stream from `first_step` on, shared by all models."""
     stream = corpus.train_dataset(
         SEQUENCE_LENGTH, BATCH_SIZE, seed=0, repeat=True
     )
@@ -204,7 +204,7 @@ for axis, value in [
 """
 `head_dim` is the one axis that cannot grow: the rotary frequencies and the
 `1 / sqrt(head_dim)` score scale depend on it, so no padding keeps the
-attention scores equal. `grow_model` rejects it with an error that says
+attention scores equal. `grow_model` rejects it with an error that names
 what to grow instead:
 """
 
@@ -329,7 +329,8 @@ for stage in metrics["stages"]:
                 f" -> {stage['val_loss_after_growth']:.5f}")
     print(f"Stage {stage['index']}: {stage['parameters']:,} parameters, "
           f"validation loss {stage['val_loss']:.4f}{jump}")
-print(f"Trainer outputs: {os.path.abspath(run_dir)}")
+for name in ("metrics.json", "loss.png", "model.keras"):
+    print(f"Wrote {os.path.join(run_dir, name)}")
 
 """
 ## Loss curves
@@ -360,6 +361,5 @@ figure.tight_layout()
 plot_path = os.path.join(OUTPUT_DIR, "progressive_scaling.png")
 figure.savefig(plot_path, dpi=120)
 plt.close(figure)
-print(f"Saved the loss plot to {os.path.abspath(plot_path)}")
-print(f"The trainer's own plot: {os.path.abspath(os.path.join(run_dir, 'loss.png'))}")
+print(f"Wrote {plot_path}")
 print(f"Guide finished in {time.time() - start_time:.0f} s")

@@ -125,7 +125,7 @@ def build_parser():
     train.add_argument(
         "--overwrite",
         action="store_true",
-        help="Replace --output if it already holds files.",
+        help="Replace --output if it already contains files.",
     )
 
     generate = commands.add_parser(
@@ -174,7 +174,7 @@ def build_parser():
     grow.add_argument(
         "--overwrite",
         action="store_true",
-        help="Replace --output if it already holds files.",
+        help="Replace --output if it already contains files.",
     )
     grow.add_argument(
         "--new-layer-positions",

@@ -25,11 +25,18 @@ GUIDES = sorted(GUIDES_DIR.glob("*.py"))
 # Files that a guide must write, by guide file name. Guides not listed here
 # must still announce at least one output.
 EXPECTED_OUTPUTS = {
+    "distributed_training.py": ["distributed_training.json"],
     "nexus_rank_dense.py": ["nexus_rank_dense_growth.png"],
     "train_nexusformer.py": [
         "train_nexusformer_loss.png",
         "train_nexusformer_samples.txt",
         "train_nexusformer.keras",
+    ],
+    "progressive_scaling.py": [
+        "progressive_scaling.png",
+        "metrics.json",
+        "loss.png",
+        "model.keras",
     ],
 }
 

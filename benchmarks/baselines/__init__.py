@@ -1,0 +1,1 @@
+"""Baseline models for the benchmarks: Tokenformer and a KerasHub Llama."""

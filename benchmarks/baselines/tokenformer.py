@@ -21,9 +21,9 @@ tokens start at zero, so their scores are 0 and `gelu(0) = 0`; a zero also
 leaves `||scores||_2` unchanged. New value tokens are drawn from the value
 initializer: if they were zero too, neither new keys nor new values would
 ever receive a gradient. Because `sqrt(n)` grows with `n`, the old tokens'
-normalised scores are multiplied by `sqrt(n_new / n_old)`, so the grown
-model is close to, but not exactly, the old one; `grow_tokenformer`
-measures the difference.
+normalised scores are multiplied by `sqrt(n_new / n_old)`. The grown model
+is therefore close to the old one but not equal to it, and
+`grow_tokenformer` measures the difference.
 
 Block layout, following the authors' language-model configs: pre-norm
 blocks with a non-parametric LayerNorm, causal multi-head softmax attention

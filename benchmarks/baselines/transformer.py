@@ -72,8 +72,11 @@ def match_llama_intermediate_dim(
     hidden_dim,
     multiple=32,
 ):
-    """Return the SwiGLU width, a multiple of `multiple`, that brings the
-    Llama parameter count closest to `target_parameters`."""
+    """Return the SwiGLU width that best matches a parameter count.
+
+    The width is a multiple of `multiple` and brings the parameter count of
+    `build_llama_lm` closest to `target_parameters`.
+    """
     config = {
         "vocabulary_size": vocabulary_size,
         "num_layers": num_layers,

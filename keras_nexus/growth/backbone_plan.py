@@ -163,7 +163,7 @@ def _block_transfers(prefix, old_prefix, maps, rms_scale):
 
 
 def _new_block_transfers(prefix):
-    """A new block: fresh weights, zero where it writes to the residual."""
+    """Return the transfers of a new block: zero where it writes to the residual."""
     transfers = {}
     for name in (
         "self_attention/attention_output/output_kernel",

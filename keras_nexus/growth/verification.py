@@ -19,7 +19,7 @@ PROBE_SEQUENCE_LENGTH = 16
 def _float32_twin(model):
     """Return `model`, or a float32-compute copy of it with equal weights.
 
-    Mixed-precision variables are float32 already, so the copy holds the
+    Mixed-precision variables are float32 already, so the copy contains the
     very same numbers and only the compute dtype differs.
     """
     if model.dtype_policy.compute_dtype == "float32":

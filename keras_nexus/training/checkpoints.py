@@ -48,7 +48,7 @@ def prepare_output_directory(path, resume, overwrite):
     """Create `path`, or check that it may be reused.
 
     Raises:
-        OutputDirectoryError: if `path` is a file, or holds files and neither
+        OutputDirectoryError: if `path` is a file, or contains files and neither
             `resume` nor `overwrite` is set, or `resume` is set but there is
             no run to resume.
     """
@@ -61,7 +61,7 @@ def prepare_output_directory(path, resume, overwrite):
     if resume:
         if not os.path.exists(os.path.join(path, "schedule.json")):
             raise OutputDirectoryError(
-                f"Cannot resume: {path} holds no training run "
+                f"Cannot resume: {path} contains no training run "
                 "(schedule.json is missing). Drop --resume to start a new run."
             )
         return

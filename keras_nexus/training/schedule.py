@@ -223,7 +223,7 @@ def _parse_stage(stage, index, source):
 def load_schedule(path):
     """Read a JSON schedule file.
 
-    The file holds an object with a `stages` list and optionally `model`
+    The file contains an object with a `stages` list and optionally `model`
     (backbone arguments of the first stage, merged over `DEFAULT_MODEL`) and
     any other `Schedule` field, for example:
 
@@ -239,7 +239,7 @@ def load_schedule(path):
     ```
 
     Raises:
-        ScheduleError: if the file is missing, is not valid JSON, or holds
+        ScheduleError: if the file is missing, is not valid JSON, or contains
             an invalid schedule.
     """
     try:

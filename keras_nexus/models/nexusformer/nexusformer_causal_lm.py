@@ -31,6 +31,7 @@ class NexusformerCausalLM(CausalLM):
     Examples:
 
     ```python
+    import keras
     import keras_nexus
 
     backbone = keras_nexus.models.NexusformerBackbone(
