@@ -78,7 +78,6 @@ def build_parser():
     stages.add_argument(
         "--stages",
         type=_positive_int,
-        default=2,
         metavar="N",
         help=(
             "Number of stages of the default schedule, which grows the "
@@ -120,7 +119,10 @@ def build_parser():
     train.add_argument(
         "--resume",
         action="store_true",
-        help="Continue the run in --output after its last completed stage.",
+        help=(
+            "Continue the run in --output after its last completed stage, "
+            "with the schedule stored there."
+        ),
     )
     train.add_argument(
         "--overwrite",
@@ -151,7 +153,10 @@ def build_parser():
         "--sampler",
         default="top_k",
         choices=SAMPLERS,
-        help="keras_hub sampler (default: top_k).",
+        help=(
+            "keras_hub sampler (default: top_k, which samples, so output "
+            "varies between runs unless --seed is given)."
+        ),
     )
     generate.add_argument(
         "--seed", type=int, default=None, help="Random seed for sampling."
@@ -188,6 +193,12 @@ def build_parser():
             type=_positive_int,
             metavar="N",
             help=f"New {axis}.",
+        )
+    for subparser in (train, generate, grow):
+        subparser.add_argument(
+            "--backend",
+            default=argparse.SUPPRESS,
+            help="Keras backend: jax, torch or tensorflow (as above).",
         )
     return parser
 
@@ -247,6 +258,23 @@ def _train(args):
     from keras_nexus.training import default_schedule
     from keras_nexus.training import load_schedule
 
+    if args.resume:
+        ignored = [
+            option
+            for option, value in (
+                ("--stages", args.stages),
+                ("--schedule", args.schedule),
+                ("--steps-per-stage", args.steps_per_stage),
+                ("--sequence-length", args.sequence_length),
+                ("--batch-size", args.batch_size),
+            )
+            if value is not None
+        ]
+        if ignored:
+            raise CommandError(
+                f"--resume continues with the schedule stored in "
+                f"{args.output}; drop {', '.join(ignored)}."
+            )
     options = {}
     if args.sequence_length:
         options["sequence_length"] = args.sequence_length
@@ -268,7 +296,7 @@ def _train(args):
             )
     else:
         schedule = default_schedule(
-            num_stages=args.stages,
+            num_stages=args.stages or 2,
             steps_per_stage=args.steps_per_stage or 200,
             **options,
         )
@@ -317,6 +345,13 @@ def _generate(args):
             f"{args.model} does not hold a NexusformerCausalLM with a "
             "preprocessor; train one with `keras-nexus train`."
         )
+    prompt_length = len(args.prompt.encode("utf-8")) + 1  # + start token
+    if args.max_length <= prompt_length:
+        raise CommandError(
+            f"--max-length {args.max_length} leaves no room to generate "
+            f"after the prompt of {prompt_length} tokens (bytes plus the "
+            f"start token). Pass --max-length above {prompt_length}."
+        )
     if args.seed is not None:
         keras.utils.set_random_seed(args.seed)
     model.compile(sampler=args.sampler)
@@ -339,6 +374,10 @@ def _grow(args):
             + ", ".join("--" + a.replace("_", "-") for a in BACKBONE_AXES)
             + "."
         )
+    # Check the output before the slow load and growth.
+    prepare_output_directory(
+        args.output, resume=False, overwrite=args.overwrite, can_resume=False
+    )
     model = _load_model(args.model)
     try:
         grown = grow_model(
@@ -346,7 +385,6 @@ def _grow(args):
         )
     except ValueError as error:
         raise CommandError(str(error)) from error
-    prepare_output_directory(args.output, resume=False, overwrite=args.overwrite)
     path = save_final_model(args.output, grown)
     print(grown.growth_report.summary())
     print(f"Saved {path}")

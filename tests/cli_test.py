@@ -101,6 +101,8 @@ def test_bad_text_inputs(tmp_path, schedule_file, capsys):
             capsys,
         )
         _assert_one_line_error(code, err, fragment)
+        # Nothing is written for bad input, so a corrected rerun works.
+        assert not (tmp_path / f"out{index}").exists()
 
 
 def test_unreadable_text(tmp_path, schedule_file, capsys, monkeypatch):
@@ -176,3 +178,32 @@ def test_help_describes_options(capsys):
     assert "--steps-per-stage" in out
     assert "bytes" in out
     assert "--resume" in out
+
+
+def test_resume_rejects_schedule_options(tmp_path, capsys):
+    code, _, err = run(
+        ["train", "--output", str(tmp_path), "--resume", "--stages", "3"],
+        capsys,
+    )
+    _assert_one_line_error(code, err, "drop --stages")
+
+
+def test_generate_max_length_below_prompt(tmp_path, schedule_file, capsys):
+    text = write_text(str(tmp_path))
+    output = str(tmp_path / "run")
+    assert main(["train", "--text", text, "--output", output,
+                 "--schedule", schedule_file]) == 0
+    capsys.readouterr()
+
+    code, _, err = run(
+        ["generate", "--model", output, "--prompt", "ROMEO:",
+         "--max-length", "3"],
+        capsys,
+    )
+    _assert_one_line_error(code, err, "--max-length 3")
+
+
+def test_backend_option_after_subcommand(capsys):
+    code, _, err = run(["train", "--backend", "mxnet", "--output", "x"], capsys)
+
+    _assert_one_line_error(code, err, "Unknown backend 'mxnet'")

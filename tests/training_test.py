@@ -90,6 +90,10 @@ def test_schedule_file_round_trip(tmp_path):
         ({"batch_size": 0}, "batch_size must be an integer"),
         ({"model": {"width": 3}}, "unknown model keys"),
         ({"epochs": 3}, "unknown keys"),
+        (
+            {"stages": [{"steps": 2}, {"steps": 2, "grow": {"hidden_dim": 8}}]},
+            "would shrink",
+        ),
     ],
 )
 def test_invalid_schedules_rejected(change, pattern):
@@ -265,3 +269,20 @@ def test_interrupted_run_resumes_from_last_stage(tmp_path):
     assert metrics["stages"][1]["first_step"] == 6
     assert completed_stages(output) == [0, 1]
     assert os.path.exists(os.path.join(output, "model.keras"))
+
+
+def test_resume_of_complete_run_changes_nothing(tmp_path):
+    text = write_text(str(tmp_path))
+    output = str(tmp_path / "run")
+    trainer = ProgressiveTrainer(tiny_schedule(), output, texts=[text], verbose=0)
+    first = trainer.run()
+    model_file = os.path.join(output, "model.keras")
+    modified = os.path.getmtime(model_file)
+
+    again = ProgressiveTrainer(
+        tiny_schedule(), output, texts=[text], verbose=0
+    ).run(resume=True)
+
+    assert again["stages"] == json.loads(json.dumps(first["stages"]))
+    assert os.path.getmtime(model_file) == modified
+    assert oct(os.stat(os.path.join(output, "metrics.json")).st_mode)[-3:] == "644"

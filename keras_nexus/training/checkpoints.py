@@ -37,6 +37,8 @@ def write_json_atomic(path, data):
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(data, file, indent=2)
             file.write("\n")
+        # mkstemp creates the file readable by its owner only.
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -44,7 +46,7 @@ def write_json_atomic(path, data):
         raise
 
 
-def prepare_output_directory(path, resume, overwrite):
+def prepare_output_directory(path, resume, overwrite, can_resume=True):
     """Create `path`, or check that it may be reused.
 
     Raises:
@@ -66,9 +68,12 @@ def prepare_output_directory(path, resume, overwrite):
             )
         return
     if has_files and not overwrite:
+        hint = "Pass --overwrite (overwrite=True in Python) to replace it"
+        if can_resume:
+            hint += ", or --resume (resume=True) to continue its run"
         raise OutputDirectoryError(
-            f"Output directory {path} already exists and is not empty. Pass "
-            "--overwrite to replace it, or --resume to continue its run."
+            f"Output directory {path} already exists and is not empty. "
+            f"{hint}."
         )
     if has_files:
         shutil.rmtree(path)
@@ -97,6 +102,7 @@ def save_stage(output_dir, index, model, optimizer_values, stage_metrics):
     root = os.path.join(output_dir, "checkpoints")
     os.makedirs(root, exist_ok=True)
     temporary = tempfile.mkdtemp(dir=root, prefix=f".stage_{index}.")
+    os.chmod(temporary, 0o755)  # mkdtemp makes an owner-only directory.
     try:
         model.save(os.path.join(temporary, "model.keras"))
         np.savez(
@@ -155,4 +161,7 @@ def find_model_file(path):
                 "directory or a .keras file."
             )
         return path
-    raise OutputDirectoryError(f"Model path not found: {path}")
+    raise OutputDirectoryError(
+        f"Model path not found: {path}. Pass the --output directory of "
+        "`keras-nexus train` or `grow`, or a .keras file."
+    )

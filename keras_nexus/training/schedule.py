@@ -168,12 +168,23 @@ class Schedule:
                 f"{source}: stage 0 trains the base model and cannot grow; "
                 "put the growth in stage 1."
             )
+        current = dict(self.model)
         for index, stage in enumerate(self.stages[1:], start=1):
             if not stage.grow:
                 raise ScheduleError(
                     f"{source}: stage {index} has no 'grow' entry; every "
                     "stage after the first grows the model."
                 )
+            for axis, value in stage.grow.items():
+                # Caught here, not after the earlier stages have trained.
+                if current.get(axis) is not None and value < current[axis]:
+                    raise ScheduleError(
+                        f"{source}: stages[{index}].grow.{axis}={value} "
+                        f"would shrink the model, whose {axis} is "
+                        f"{current[axis]} by then. Growth needs a value >= "
+                        f"{current[axis]}."
+                    )
+            current.update(stage.grow)
 
 
 def _as_list(value, source):

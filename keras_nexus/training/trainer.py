@@ -159,15 +159,20 @@ class ProgressiveTrainer:
             GrowthLossMismatchError: if a growth changes the validation loss
                 by more than 1e-4.
         """
-        checkpoints.prepare_output_directory(self.output_dir, resume, overwrite)
-        if resume:
-            self.schedule = self._stored_schedule()
-        else:
-            checkpoints.write_json_atomic(
-                self._path("schedule.json"), self.schedule.to_dict()
+        if resume and overwrite:
+            raise checkpoints.OutputDirectoryError(
+                "Choose either resume (--resume) or overwrite (--overwrite), "
+                "not both."
             )
+        if resume:
+            checkpoints.prepare_output_directory(
+                self.output_dir, resume=True, overwrite=False
+            )
+            self.schedule = self._stored_schedule()
         schedule = self.schedule
 
+        # Read the text before touching the output directory, so that bad
+        # input leaves nothing behind.
         try:
             corpus = TextCorpus.from_paths(
                 self.texts,
@@ -178,7 +183,16 @@ class ProgressiveTrainer:
             raise
         except ValueError as error:
             # The text is readable but too short for the schedule.
-            raise CorpusError(str(error)) from error
+            raise CorpusError(
+                f"{error} (command line: --sequence-length, or more --text)"
+            ) from error
+        if not resume:
+            checkpoints.prepare_output_directory(
+                self.output_dir, resume=False, overwrite=overwrite
+            )
+            checkpoints.write_json_atomic(
+                self._path("schedule.json"), self.schedule.to_dict()
+            )
         validation = corpus.validation_dataset(
             schedule.sequence_length, schedule.batch_size
         ).take(schedule.eval_batches)
@@ -192,6 +206,12 @@ class ProgressiveTrainer:
             compile_for_training(model, make_optimizer(schedule))
             metrics = {"schedule": schedule.to_dict(), "stages": []}
         start = len(metrics["stages"])
+        if start == len(schedule.stages):
+            self._log(
+                f"The run in {self.output_dir} is already complete "
+                f"({start} stages); nothing to resume."
+            )
+            return metrics
 
         for index in range(start, len(schedule.stages)):
             stage = schedule.stages[index]
