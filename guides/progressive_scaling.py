@@ -177,7 +177,7 @@ zero on both sides would never receive a gradient.
   the residual stream, are zero, so the block adds zero.
 - **Residual width** (`hidden_dim`): new embedding columns and new output
   columns are zero, so the new residual features stay zero. Each RMS norm
-  then sees a smaller mean square, which the growth undoes by scaling its
+  then gets a smaller mean square, which the growth undoes by scaling its
   gains by `sqrt(D / D')` and its epsilon by `D / D'`.
 - **Heads** (`num_query_heads`, `num_key_value_heads`, with `head_dim`
   fixed): new key/value heads produce zero values; old query heads are

@@ -40,7 +40,8 @@ def test_train_generate_grow_end_to_end(tmp_path, schedule_file, capsys):
     first, second = metrics["stages"]
     for key in ("parameters", "train_loss", "val_loss", "tokens", "seconds",
                 "growth_max_abs_diff"):
-        assert key in first and key in second
+        assert key in first
+        assert key in second
     assert second["train_loss"][-1] < first["train_loss"][0]
     assert abs(
         second["val_loss_after_growth"] - second["val_loss_before_growth"]

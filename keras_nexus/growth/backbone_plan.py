@@ -124,11 +124,8 @@ def _block_transfers(prefix, old_prefix, maps, rms_scale):
     query, key, value = maps["query"], maps["key"], maps["value"]
     output_rows = maps["attention_output_rows"]
 
-    def fresh(axis_map):
-        return AxisMap(axis_map.source, np.zeros_like(axis_map.zero_new))
-
-    def zero(axis_map):
-        return AxisMap(axis_map.source, axis_map.source < 0)
+    fresh = AxisMap.with_new_fresh
+    zero = AxisMap.with_new_zero
 
     kernels = {
         # (rows, columns) of each kernel.
@@ -221,7 +218,7 @@ def plan_backbone_growth(old_config, new_config, new_layer_positions):
         "value": AxisMap.from_blocks(
             key_value_sources, head_dim, np.ones(len(key_value_sources), bool)
         ),
-        # A new query head that reads an old (copied) key/value head sees
+        # A new query head that reads an old (copied) key/value head gets
         # non-zero values, so its rows of the output projection start at
         # zero. One that reads a new head outputs zero, so its rows are
         # fresh: zero on both sides would never receive a gradient.
@@ -235,18 +232,18 @@ def plan_backbone_growth(old_config, new_config, new_layer_positions):
     transfers = {
         "token_embedding/embeddings": WeightTransfer(
             "token_embedding/embeddings",
-            (vocabulary, AxisMap(d.source, d.source < 0)),
+            (vocabulary, d.with_new_zero()),
         ),
         "sequence_output_layernorm/scale": WeightTransfer(
             "sequence_output_layernorm/scale",
-            (AxisMap(d.source, np.zeros_like(d.zero_new)),),
+            (d.with_new_fresh(),),
             scale=rms_scale,
         ),
     }
     if not new["tie_word_embeddings"]:
         transfers["token_embedding/reverse_embeddings"] = WeightTransfer(
             "token_embedding/reverse_embeddings",
-            (AxisMap(d.source, np.zeros_like(d.zero_new)), vocabulary),
+            (d.with_new_fresh(), vocabulary),
         )
 
     layer_sources = place_layers(

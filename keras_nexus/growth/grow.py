@@ -47,9 +47,9 @@ def grow_model(
 ):
     """Return a larger copy of `model` that computes the same function.
 
-    The grown model is built from scratch; the weights of `model` are copied
-    into it, and every new weight is either zero or fresh, as the growth
-    rules require (see `keras_nexus.growth.backbone_plan`). Where a new unit
+    The grown model is built from scratch and the weights of `model` are
+    copied into it. Every new weight is either zero or fresh, as the growth
+    rules in `keras_nexus.growth.backbone_plan` require. Where a new unit
     is computed from zero weights, the weights that read it are fresh, so
     every new weight receives a gradient from the first training steps on.
     `model` itself is never modified.
@@ -327,19 +327,16 @@ def _plain_layer_transfers(layer, new_config):
     inputs = AxisMap.identity(layer.hidden_kernel.shape[0])
     outputs = AxisMap.identity(layer.units)
 
-    def zero(axis_map):
-        return AxisMap(axis_map.source, axis_map.source < 0)
-
     axes = {
-        "hidden_kernel": (inputs, zero(hidden)),
-        "expanded_kernel": (hidden, zero(expanded)),
+        "hidden_kernel": (inputs, hidden.with_new_zero()),
+        "expanded_kernel": (hidden, expanded.with_new_zero()),
         "output_kernel": (expanded, outputs),
     }
     if layer.use_bias:
         axes.update(
             {
-                "hidden_bias": (zero(hidden),),
-                "expanded_bias": (zero(expanded),),
+                "hidden_bias": (hidden.with_new_zero(),),
+                "expanded_bias": (expanded.with_new_zero(),),
                 "output_bias": (outputs,),
             }
         )

@@ -1,4 +1,4 @@
-"""What a growth did, and the error raised when it was not exact."""
+"""The report of a growth, and the error raised when it is not exact."""
 
 import dataclasses
 

@@ -1,9 +1,9 @@
 """Copy old weights into larger arrays, with zeros or fresh values elsewhere.
 
-A grown weight is described axis by axis. Along each axis an index map says,
-for every position of the new array, which position of the old array it
-comes from (-1 for a new position), and a boolean mask says which new
-positions must be zero. An entry of the new array is:
+A grown weight is described axis by axis. Along each axis an index map
+gives, for every position of the new array, the position of the old array
+it comes from (-1 for a new position), and a boolean mask flags the new
+positions that must be zero. An entry of the new array is:
 
 - the old entry, when every axis maps it to an old position;
 - zero, when some axis puts it at a new position flagged as zero (the
@@ -19,7 +19,7 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class AxisMap:
-    """Where each position along one axis of a grown weight comes from.
+    """Source positions along one axis of a grown weight.
 
     Attributes:
         source: int array, one entry per new position: the old position it
@@ -63,6 +63,14 @@ class AxisMap:
         zero_new = np.repeat(np.asarray(zero_blocks, bool), block_size)
         return cls(source, zero_new & (source < 0))
 
+    def with_new_zero(self):
+        """Return this map with every new position flagged as zero."""
+        return AxisMap(self.source, self.source < 0)
+
+    def with_new_fresh(self):
+        """Return this map with every new position left fresh."""
+        return AxisMap(self.source, np.zeros(len(self.source), bool))
+
     @property
     def new_size(self):
         return len(self.source)
@@ -70,7 +78,7 @@ class AxisMap:
 
 @dataclasses.dataclass(frozen=True)
 class WeightTransfer:
-    """How one weight of the grown model is filled.
+    """Fill rule of one weight of the grown model.
 
     Attributes:
         source_path: path of the old variable, or `None` for a weight of a
